@@ -20,8 +20,10 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/api/option"
 
 	"github.com/conifer-kt/conifer/format"
 )
@@ -33,19 +35,49 @@ const MaxChunk = format.MaxChunkSize
 // Publisher publishes a realm's epoch bundles. Safe for concurrent use.
 type Publisher struct {
 	p        *pubsub.Publisher
+	client   *pubsub.Client // owned, if New created it
 	realm    string
 	maxChunk int
 }
 
-// New returns a Publisher on the topic (a full name projects/P/topics/T or
-// an id) for realm. maxChunk ≤ 0 means MaxChunk.
-func New(client *pubsub.Client, topic, realm string, maxChunk int) *Publisher {
-	p := client.Publisher(topic)
-	p.EnableMessageOrdering = true
-	if maxChunk <= 0 || maxChunk > MaxChunk {
-		maxChunk = MaxChunk
+// Options configure a Publisher.
+type Options struct {
+	// Topic is the full topic name, projects/P/topics/T. Required.
+	Topic string
+	// Realm is the realm whose bundles are published (the ordering key). Required.
+	Realm string
+	// Client is the Pub/Sub client to use; if nil, New creates one for the
+	// topic's project with ClientOptions (and Close closes it).
+	Client        *pubsub.Client
+	ClientOptions []option.ClientOption
+	// MaxChunk is the largest encoded chunk; ≤ 0 means MaxChunk.
+	MaxChunk int
+}
+
+// New returns a Publisher for opts.
+func New(ctx context.Context, opts Options) (*Publisher, error) {
+	if opts.Realm == "" {
+		return nil, fmt.Errorf("couldn't set up the publisher: no realm")
 	}
-	return &Publisher{p: p, realm: realm, maxChunk: maxChunk}
+	parts := strings.Split(opts.Topic, "/")
+	if len(parts) != 4 || parts[0] != "projects" || parts[2] != "topics" || parts[1] == "" || parts[3] == "" {
+		return nil, fmt.Errorf("couldn't set up the publisher: topic %q is not projects/P/topics/T", opts.Topic)
+	}
+	pub := &Publisher{client: nil, realm: opts.Realm, maxChunk: opts.MaxChunk}
+	client := opts.Client
+	if client == nil {
+		c, err := pubsub.NewClient(ctx, parts[1], opts.ClientOptions...)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't create the Pub/Sub client: %w", err)
+		}
+		client, pub.client = c, c
+	}
+	pub.p = client.Publisher(opts.Topic)
+	pub.p.EnableMessageOrdering = true
+	if pub.maxChunk <= 0 || pub.maxChunk > MaxChunk {
+		pub.maxChunk = MaxChunk
+	}
+	return pub, nil
 }
 
 // Publish sends an encoded bundle of epoch and waits until Pub/Sub has
@@ -86,5 +118,10 @@ func (p *Publisher) Publish(ctx context.Context, epoch uint64, bundle []byte) er
 	return nil
 }
 
-// Stop flushes and stops the publisher's background goroutines.
-func (p *Publisher) Stop() { p.p.Stop() }
+// Close flushes and stops the publisher (and closes the client New made).
+func (p *Publisher) Close() {
+	p.p.Stop()
+	if p.client != nil {
+		p.client.Close()
+	}
+}

@@ -59,8 +59,14 @@ func TestPublishChunksInOrder(t *testing.T) {
 	defer client.Close()
 
 	// A small chunk size forces several parts per bundle.
-	p := New(client, tt.Topic, realmName, 200)
-	defer p.Stop()
+	p, err := New(ctx, Options{Topic: tt.Topic, Realm: realmName, Client: client, MaxChunk: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := New(ctx, Options{Topic: "epochs", Realm: realmName, Client: client}); err == nil {
+		t.Error("a topic id without project was accepted")
+	}
 	want := map[uint64][]byte{}
 	for n := uint64(1); n <= 5; n++ {
 		want[n] = bundle(t, n)
