@@ -32,6 +32,8 @@ import (
 	"net/url"
 	"os"
 	"time"
+
+	"filippo.io/edwards25519"
 )
 
 // Config is the public realm configuration.
@@ -229,8 +231,18 @@ func (c *Config) Validate() error {
 		return bad("registration", "needs at least one registrar key or OIDC provider, or nobody can register")
 	}
 	for i, k := range r.Registrars {
+		field := fmt.Sprintf("registration.registrars[%d]", i)
 		if len(k) != ed25519.PublicKeySize {
-			return bad(fmt.Sprintf("registration.registrars[%d]", i), "must be a 32-byte Ed25519 public key, got %d bytes", len(k))
+			return bad(field, "must be a 32-byte Ed25519 public key, got %d bytes", len(k))
+		}
+		// A key of small order would verify forged signatures on some
+		// messages: anyone could register users.
+		p, err := new(edwards25519.Point).SetBytes(k)
+		if err != nil {
+			return bad(field, "not a valid Ed25519 public key (not a curve point)")
+		}
+		if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+			return bad(field, "an Ed25519 public key of small order is not allowed")
 		}
 	}
 	for i, p := range r.OIDC {

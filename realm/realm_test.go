@@ -1,6 +1,7 @@
 package realm
 
 import (
+	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -9,7 +10,8 @@ import (
 )
 
 func validJSON() string {
-	k := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	pub := ed25519.NewKeyFromSeed(make([]byte, 32)).Public().(ed25519.PublicKey)
+	k := base64.StdEncoding.EncodeToString(pub)
 	return `{
   "realm": "example.com/conifer",
   "vrf_public_key": "` + k + `",
@@ -97,6 +99,16 @@ func TestRegistrationRequired(t *testing.T) {
 	c.Registration = Registration{}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "registration") {
 		t.Errorf("empty registration policy: err = %v", err)
+	}
+	c.Registration.Registrars = [][]byte{make([]byte, 32)} // y = 0: a point of order 4
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "small order") {
+		t.Errorf("small-order registrar key: err = %v", err)
+	}
+	identity := make([]byte, 32)
+	identity[0] = 1
+	c.Registration.Registrars = [][]byte{identity}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "small order") {
+		t.Errorf("identity registrar key: err = %v", err)
 	}
 	c.Registration.Registrars = [][]byte{make([]byte, 31)}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "registrars[0]") {
