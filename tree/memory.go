@@ -14,7 +14,7 @@ import (
 // chunks; each links to the previous record at its position. An index per
 // depth maps a position to its newest record: for depths ≤ 64 (all of
 // them, in practice) it is keyed by the first 64 bits of the prefix, and
-// once a depth is at least 1/8 full (as the top ~log2 N levels of a tree of
+// once a depth is at least 1/16 full (as the top ~log2 N levels of a tree of
 // random keys are) it becomes a plain array indexed by the prefix. So a
 // read at the latest version costs one array or small-map probe plus the
 // record itself, and the index of a 10^6-key tree fits in a few MiB of
@@ -40,8 +40,13 @@ type depthIndex struct {
 	count  int
 }
 
-// maxDenseDepth bounds the arrays (2^24 entries, 64 MiB).
-const maxDenseDepth = 24
+// A depth's index becomes an array once at least 1/denseShare of its
+// positions are stored (an array slot costs 4 bytes, a map entry about 20),
+// up to depth maxDenseDepth (2^24 slots, 64 MiB).
+const (
+	denseShare    = 16
+	maxDenseDepth = 24
+)
 
 // memRecord is one node version. Leaf: a = key, b = value; Internal: a =
 // left, b = right, branch = its branch point. Deleted: kind only.
@@ -134,7 +139,7 @@ func (s *MemoryStore) set(id *NodeID, i int32, isNew bool) {
 	p := binary.BigEndian.Uint64(id.Prefix[:8])
 	if isNew {
 		x.count++
-		if x.dense == nil && d <= maxDenseDepth && x.count*8 >= 1<<d {
+		if x.dense == nil && d <= maxDenseDepth && x.count*denseShare >= 1<<d {
 			x.dense = make([]int32, 1<<d)
 			for q, j := range x.sparse {
 				x.dense[slot(d, q)] = j + 1

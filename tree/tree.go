@@ -277,19 +277,20 @@ func (t *Tree) walkBatch(ctx context.Context, v uint64, keys []Key, proofs bool)
 	}
 	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a][:], keys[b][:]) })
 
-	nodes := make(map[NodeID]Node)
+	nodes := make(map[NodeID]*Node, len(keys)*16)
 	need := make([]int, len(keys)) // depth each pending key's walk stopped at
 	pending := order
 	for len(pending) > 0 {
-		var ids []NodeID
-		requested := make(map[NodeID]bool)
-		for _, i := range pending {
-			for d := need[i]; d < min(need[i]+t.window, 257); d++ {
-				id := Position(keys[i], d)
-				if _, ok := nodes[id]; !ok && !requested[id] {
-					requested[id] = true
-					ids = append(ids, id)
-				}
+		ids := make([]NodeID, 0, len(pending)*t.window/2)
+		for j, i := range pending {
+			from := need[i]
+			if j > 0 && need[pending[j-1]] == need[i] {
+				// Levels shared with the previous key were listed with it.
+				prev := (*[32]byte)(&keys[pending[j-1]])
+				from = max(from, commonPrefix(prev, (*[32]byte)(&keys[i]))+1)
+			}
+			for d := from; d < min(need[i]+t.window, 257); d++ {
+				ids = append(ids, Position(keys[i], d))
 			}
 		}
 		got, err := t.s.ReadNodes(ctx, v, ids)
@@ -300,14 +301,14 @@ func (t *Tree) walkBatch(ctx context.Context, v uint64, keys []Key, proofs bool)
 			return nil, nil, fmt.Errorf("%w: asked for %d nodes, got %d", ErrCorrupt, len(ids), len(got))
 		}
 		for j := range got {
-			nodes[ids[j]] = got[j]
+			nodes[ids[j]] = &got[j]
 		}
 		next := pending[:0]
 		for _, i := range pending {
 			key := keys[i]
 			get := func(d int) (*Node, bool, error) {
 				n, ok := nodes[Position(key, d)]
-				return &n, ok, nil
+				return n, ok, nil
 			}
 			var sp *[]Hash
 			if proofs {

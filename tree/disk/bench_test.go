@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/conifer-kt/conifer/tree"
 )
 
@@ -85,9 +87,18 @@ func bigTree(b *testing.B) *benchTree {
 			}
 			bt.v++
 		}
-		// A long-running store has compacted its past: start from there.
+		// A long-running store has compacted its past and has a warm block
+		// cache: start from there.
 		if benchErr == nil {
 			benchErr = bt.s.db.Compact(ctx, []byte{0}, []byte{0xff}, true)
+		}
+		if benchErr == nil {
+			var it *pebble.Iterator
+			if it, benchErr = bt.s.db.NewIter(nil); benchErr == nil {
+				for it.First(); it.Valid(); it.Next() {
+				}
+				benchErr = it.Close()
+			}
 		}
 		bench = bt
 	})
