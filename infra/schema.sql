@@ -41,13 +41,16 @@
 -- verifiers).
 --
 -- Key: CommitTs alone would send every append to the tail of one split. The
--- leading Shard spreads appends over 256 ranges, each with its own tail; a cut
--- reads all 256 ranges (one query with Shard IN UNNEST(GENERATE_ARRAY(0, 255))
--- and a CommitTs range: 256 seeks, no scan).
+-- leading Shard spreads appends over up to 256 ranges, each with its own tail;
+-- a cut reads all 256 possible ranges (one query with Shard IN
+-- UNNEST(GENERATE_ARRAY(0, 255)) and a CommitTs range: 256 seeks, no scan),
+-- so the shard count can change without a reader noticing.
 CREATE TABLE Log (
-  -- Shard = the first byte of UserIndex (0..255). Writers derive it, readers
-  -- cover the whole range; deriving it from the user keeps one user's
-  -- updates in one range, where their CommitTs order is already total.
+  -- Shard = the first byte of UserIndex modulo the deployment's shard count
+  -- (spanstore Options.Shards: default 16, at most 256). Writers derive it,
+  -- readers cover the whole range 0..255; deriving it from the user keeps
+  -- one user's updates in one range, where their CommitTs order is already
+  -- total.
   Shard INT64 NOT NULL,
   -- Spanner commit timestamp of the appending transaction
   -- (PENDING_COMMIT_TIMESTAMP()): the log's sequence number. Updates of one
@@ -55,9 +58,8 @@ CREATE TABLE Log (
   -- strictly increasing.
   CommitTs TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
   -- Tie-breaker for rows of the same shard committed at the same timestamp
-  -- (one transaction appending several rows): 16 bytes chosen by the update
-  -- function, unique within (Shard, CommitTs); the first 16 bytes of the
-  -- entry hash make the key derivable from the update itself.
+  -- (transactions of different users may share a commit timestamp): 16
+  -- random bytes (crypto/rand) chosen by the appending transaction.
   Seq BYTES(16) NOT NULL,
   -- The VRF tree key of the updated user (32 bytes).
   UserIndex BYTES(32) NOT NULL,
@@ -77,8 +79,12 @@ CREATE TABLE Log (
 -- version is answered 409 Conflict. Parent of the user's Profiles and
 -- LeafRecords (interleaved: one split holds everything about a user).
 -- The statemachine, not this row, is the authority on what was applied: if
--- an epoch rejects an update, this row stays ahead of the tree until the user
--- sends a valid successor or the epoch function rewinds it.
+-- an epoch rejects the update this row holds, the epoch function (just
+-- before the epoch commit) rewinds the row to the newest applied entry
+-- (Version, EntryHash, Entry; the Log* columns keep naming the rejected
+-- append), or deletes it if the user has none, so the user can send a valid
+-- successor of what was applied. A row that moved on after the cut is left
+-- alone (its later epoch rewinds it if need be).
 CREATE TABLE Users (
   -- The VRF tree key (32 bytes): uniformly random, so rows spread evenly.
   UserIndex BYTES(32) NOT NULL,
@@ -161,7 +167,17 @@ CREATE INDEX LeafRecordsByEpoch ON LeafRecords (Bucket, Epoch);
 
 -- TreeNodes: the versioned Merkle prefix tree (tree package). Only branch
 -- points and collapsed leaves are stored, one row per (position, version
--- that changed it), plus deletion markers. Written by the epoch function in
+-- that changed it), plus deletion markers.
+--
+-- Committed versions: one marker row per committed version at the reserved
+-- Position 0xff (32 times) followed by depth 0x0000, whose Node is the
+-- version's 32-byte root. That Position is not a tree position (a depth-0
+-- position has an all-zero prefix), so no node can collide with it; the
+-- newest marker (the first row at that Position, Version DESC) is the tree's
+-- latest committed version. The epoch commit writes the marker of version N
+-- in the transaction that writes Epochs row N, so tree version N becomes
+-- visible exactly when epoch N does; no marker means only version 0 (the
+-- empty tree) is committed. Written by the epoch function in
 -- chunks before the epoch commits; read by the epoch function, lookup and
 -- history at a committed version v: per position, the first row with
 -- Version <= v (one seek thanks to Version DESC). Rows with Version above
@@ -216,11 +232,17 @@ CREATE TABLE Epochs (
   -- The signed checkpoint note of the epoch log after this head, with the
   -- keyserver's signature only (cosignatures are in Cosignatures).
   Checkpoint BYTES(MAX) NOT NULL,
+  -- The inclusion proof of Head (leaf Epoch) in the epoch log of size
+  -- Epoch+1: its hashes (32 bytes each, lowest level first) concatenated;
+  -- empty for epoch 0. Served with every lookup proof. Always written by the
+  -- epoch commit (nullable only so that the column could be added).
+  HeadProof BYTES(MAX),
   -- The epoch time chosen by the attempt (also inside Head).
   EpochTime TIMESTAMP NOT NULL,
   -- The log cut: this epoch holds the Log rows with
-  -- PrevCutTs < CommitTs <= CutTs. PrevCutTs is NULL for the first epoch
-  -- (the log's beginning).
+  -- PrevCutTs < CommitTs <= CutTs. PrevCutTs is NULL for the first epochs
+  -- (the log's beginning): the genesis epoch 0, whose CutTs is the smallest
+  -- timestamp 0001-01-01T00:00:00Z (it holds no rows), and epoch 1.
   CutTs TIMESTAMP NOT NULL,
   PrevCutTs TIMESTAMP,
   -- Number of log rows in the cut, and how many of them were rejected.
