@@ -19,11 +19,11 @@ lint:
 	  else echo "terraform is not installed: install the terraform package (terraform fmt checks infra/)"; exit 1; fi
 
 unit:
-	$(GO) test -count=1 -timeout 8m $(PKGS)
+	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 race:
 	@pkgs=$$($(GO) list $(RACE_PKGS) 2>/dev/null); \
-	  if [ -n "$$pkgs" ]; then $(GO) test -count=1 -race -short -timeout 8m $$pkgs; fi
+	  if [ -n "$$pkgs" ]; then $(GO) test -count=1 -race -short -timeout 20m $$pkgs; fi
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
